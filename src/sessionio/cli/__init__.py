@@ -1,0 +1,1 @@
+"""The ``sessionio`` command line: argparse commands, renderers and exit codes."""

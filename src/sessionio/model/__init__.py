@@ -1,0 +1,1 @@
+"""The object model: sessions, processes, threads, requests, the filter manager, notifications."""

@@ -1,0 +1,1 @@
+"""The Windows contract: constants, status codes, structures, the routines."""

@@ -1,0 +1,1 @@
+"""The simulated NT kernel: deterministic, no I/O."""

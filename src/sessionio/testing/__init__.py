@@ -1,0 +1,1 @@
+"""Fakes and byte builders shipped for users' own tests."""
