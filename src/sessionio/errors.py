@@ -16,9 +16,11 @@ catch one name. Where a builtin already means the same thing the class also deri
     ├── ProtocolError
     │   ├── MalformedEventError           bytes from the kernel that do not parse
     │   └── UsageError                    a caller misused a sans-I/O object
+    ├── RequestorUnknown                  the operation has no requesting thread
     ├── IllegalTransitionError            a session event the state table does not allow
-    ├── IrqlNotLessOrEqual                a routine called above its documented IRQL
-    ├── FilterRegistrationError           duplicate altitude or name, unknown filter
+    ├── BugCheck                          what would stop a Windows machine (Driver Verifier)
+    │   └── IrqlNotLessOrEqual            a routine called above its documented IRQL
+    ├── RegistrationError                 duplicate altitude or IoObject, unknown filter
     ├── RuleError                         a rule file is invalid (.path, .line, .column)
     ├── SessionServiceError               logind / D-Bus failed (.dbus_error_name)
     ├── ClosedResourceError               we closed it ourselves
@@ -34,7 +36,9 @@ __all__ = [
     "AccessDenied",
     "BrokenResourceError",
     "ClosedResourceError",
-    "FilterRegistrationError",
+    "BugCheck",
+    "RegistrationError",
+    "RequestorUnknown",
     "IllegalTransitionError",
     "IrqlNotLessOrEqual",
     "MalformedEventError",
@@ -161,22 +165,44 @@ class IllegalTransitionError(SessionioError):
         self.event = event
 
 
-class IrqlNotLessOrEqual(SessionioError):
-    """A routine was called above its documented IRQL (what Driver Verifier would bugcheck)."""
+class RequestorUnknown(SessionioError, LookupError):
+    """The operation is not associated with any thread, so it has no requestor.
+
+    The Pythonic face of what the Windows routines report as NULL, 0 or STATUS_UNSUCCESSFUL.
+    """
+
+    __module__ = "sessionio"
+
+
+class BugCheck(SessionioError):
+    """What would stop a Windows machine: raised by the simulated kernel, as Driver Verifier would.
+
+    ``code`` is the Windows bug check name (IRQL_NOT_LESS_OR_EQUAL, ...).
+    """
+
+    __module__ = "sessionio"
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
+class IrqlNotLessOrEqual(BugCheck):
+    """A routine was called above its documented IRQL."""
 
     __module__ = "sessionio"
 
     def __init__(self, routine: str, required: str, current: str) -> None:
         super().__init__(
-            f"IRQL_NOT_LESS_OR_EQUAL: {routine} requires IRQL <= {required}, called at {current}"
+            "IRQL_NOT_LESS_OR_EQUAL", f"{routine} requires IRQL <= {required}, called at {current}"
         )
         self.routine = routine
         self.required = required
         self.current = current
 
 
-class FilterRegistrationError(SessionioError, ValueError):
-    """A filter could not be registered or unregistered (duplicate altitude, unknown filter)."""
+class RegistrationError(SessionioError, ValueError):
+    """A registration was refused: an altitude is taken, an IoObject is already registered."""
 
     __module__ = "sessionio"
 
