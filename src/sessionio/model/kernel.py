@@ -83,6 +83,10 @@ class Kernel(ABC):
     def process(self, pid: int) -> Process:
         """The process with this pid; NoSuchProcess or AccessDenied otherwise."""
 
+    def process_session_id(self, pid: int) -> SessionId:
+        """The session of one process: what ProcessIdToSessionId asks, cheaper than process()."""
+        return self.process(pid).session_id
+
     @abstractmethod
     def processes(self) -> list[Process]:
         """Every process the kernel can see now."""

@@ -39,7 +39,9 @@ class IoRequest:
     does; ``issuing_process`` with IRP_HOLD_DEVICE_QUEUE in ``flags`` marks an IRP queued to a
     file object (completion-port I/O), whose requestor is the process that issued it.
     ``origin_pid`` is what the live kernel was told (the fanotify event's pid), kept even when no
-    thread could be identified.
+    thread could be identified. ``operation`` is the Linux operation the live kernel saw
+    (open, read, exec, modify, close_write, create, delete, rename), finer than the major
+    function (open and create are both IRP_MJ_CREATE); None on the simulated kernel.
     """
 
     kernel: Kernel
@@ -51,6 +53,7 @@ class IoRequest:
     issuing_process: Process | None = None
     requestor_mode: KPROCESSOR_MODE = KPROCESSOR_MODE.UserMode
     origin_pid: Pid | None = None
+    operation: str | None = None
 
     @property
     def path(self) -> str:

@@ -142,12 +142,12 @@ def ProcessIdToSessionId(ProcessId: int) -> int:
     if pid == 0:
         raise raise_api_error("ProcessIdToSessionId", WinError.ERROR_INVALID_PARAMETER)
     try:
-        process = current_kernel().process(pid)
+        session_id = current_kernel().process_session_id(pid)
     except NoSuchProcess:
         raise raise_api_error("ProcessIdToSessionId", WinError.ERROR_INVALID_PARAMETER) from None
     except AccessDenied:
         raise raise_api_error("ProcessIdToSessionId", WinError.ERROR_ACCESS_DENIED) from None
-    return int(process.session_id)
+    return int(session_id)
 
 
 # -- Session notifications (wdm.h) --------------------------------------------------------------

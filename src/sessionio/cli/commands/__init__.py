@@ -1,0 +1,1 @@
+"""One module per subcommand, each exposing ``COMMAND``; ``main`` lists them in ``COMMANDS``."""
