@@ -89,6 +89,7 @@ def test_success_no_callback_skips_that_filters_post_operation() -> None:
 def test_post_only_filter_is_called_as_if_it_asked_for_a_callback() -> None:
     kernel = _kernel()
     seen: list[str] = []
+
     def audit(data: CallbackData, context: object) -> POST:
         seen.append(data.path)
         return POST.FLT_POSTOP_FINISHED_PROCESSING
