@@ -19,7 +19,6 @@ import pytest
 from sessionio.runtime.linux_kernel import user_name
 from sessionio.testing.logind import LogindMock, PrivateSystemBus
 from tests.live.test_procfs_live import LOGIN_CHILD, Children
-from tests.live.test_sessions_live import read_line
 
 NOBODYS_SESSION = 4_000_000_000  # an audit id no process has: logind knows it, /proc does not
 
@@ -58,7 +57,7 @@ def rows_by_id(result: subprocess.CompletedProcess[str]) -> dict[int, dict[str, 
 def audit_sessions(children: Children, count: int) -> list[tuple[int, int]]:
     """``count`` real audit sessions (loginuid 1000, 1001...): [(child pid, session id)]."""
     started = [children.start(LOGIN_CHILD, str(1000 + i), "wait") for i in range(count)]
-    return [(child.pid, int(read_line(child))) for child in started]
+    return [(child.pid, int(children.read_line(child))) for child in started]
 
 
 def test_sessions_shows_what_logind_says_about_the_audit_sessions(

@@ -8,11 +8,12 @@ when it chooses: no sleeps.
 from __future__ import annotations
 
 import os
-import selectors
+import queue
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from typing import IO
 
 import psutil
 import pytest
@@ -63,11 +64,22 @@ thread.join()
 TIMEOUT = 10.0
 
 
+def _pump(stream: IO[str], lines: queue.Queue[str]) -> None:
+    for line in stream:
+        lines.put(line)
+    lines.put("")  # end of output
+
+
 class Children:
-    """Children started by one test; all of them ended and reaped when it finishes."""
+    """Children started by one test; all of them ended and reaped when it finishes.
+
+    A thread per child reads its lines into a queue: waiting on the queue is exact, where
+    select() on the pipe misses lines the text layer has already buffered.
+    """
 
     def __init__(self) -> None:
         self.running: list[subprocess.Popen[str]] = []
+        self._lines: dict[int, queue.Queue[str]] = {}
 
     def start(self, code: str, *args: str) -> subprocess.Popen[str]:
         child = subprocess.Popen(
@@ -77,17 +89,19 @@ class Children:
             text=True,
         )
         self.running.append(child)
+        lines: queue.Queue[str] = queue.Queue()
+        self._lines[child.pid] = lines
+        stdout = child.stdout
+        assert stdout is not None
+        threading.Thread(target=_pump, args=(stdout, lines), daemon=True).start()
         return child
 
-    @staticmethod
-    def read_line(child: subprocess.Popen[str]) -> str:
+    def read_line(self, child: subprocess.Popen[str]) -> str:
         """The child's next line, waiting at most TIMEOUT for it."""
-        assert child.stdout is not None
-        with selectors.DefaultSelector() as selector:
-            selector.register(child.stdout, selectors.EVENT_READ)
-            if not selector.select(TIMEOUT):
-                pytest.fail(f"child {child.pid} wrote nothing in {TIMEOUT} s")
-        line = child.stdout.readline()
+        try:
+            line = self._lines[child.pid].get(timeout=TIMEOUT)
+        except queue.Empty:
+            pytest.fail(f"child {child.pid} wrote nothing in {TIMEOUT} s")
         assert line, f"child {child.pid} exited with {child.wait(TIMEOUT)}"
         return line.strip()
 

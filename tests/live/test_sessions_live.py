@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,22 +87,6 @@ print(json.dumps(main(["ps", "--json"])), flush=True)
 """
 
 
-def read_line(child: subprocess.Popen[str]) -> str:
-    """The child's next line, waiting at most TIMEOUT. A reader thread, not select(): a child
-    that writes two lines at once leaves the second in the pipe object's buffer, where select()
-    on the descriptor would not see it."""
-    assert child.stdout is not None
-    stdout = child.stdout
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
-    try:
-        line = lines.get(timeout=TIMEOUT)
-    except queue.Empty:
-        pytest.fail(f"child {child.pid} wrote nothing in {TIMEOUT} s")
-    assert line, f"child {child.pid} exited with {child.wait(TIMEOUT)}"
-    return line.strip()
-
-
 @pytest.fixture
 def children() -> Iterator[Children]:
     started = Children()
@@ -147,7 +129,7 @@ def test_three_audit_sessions_agree_in_every_command(
 ) -> None:
     uids = (1000, 1001, 1002)
     started = [children.start(LOGIN_CHILD, str(uid), "wait") for uid in uids]
-    told = {child.pid: int(read_line(child)) for child in started}
+    told = {child.pid: int(children.read_line(child)) for child in started}
     assert len(set(told.values())) == 3
     login_uid = dict(zip(told, uids, strict=True))
 
@@ -184,7 +166,7 @@ def test_a_process_without_a_session_is_minus_one(
     children: Children, no_bus: dict[str, str]
 ) -> None:
     child = children.start(CLEARED_CHILD)
-    assert int(read_line(child)) == UNSET
+    assert int(children.read_line(child)) == UNSET
     for pid in (child.pid, 2):  # the child, and kthreadd, a kernel thread
         assert nt.ProcessIdToSessionId(pid) == sessionio.session_id_of(pid) == -1
     (row,) = json_rows(sessionio_cli(no_bus, "session-of", "--json", str(child.pid)))
@@ -250,8 +232,8 @@ def test_a_thread_in_its_own_session_is_listed_with_it(
     children: Children, no_bus: dict[str, str]
 ) -> None:
     child = children.start(THREAD_CHILD)
-    process_session = int(read_line(child))
-    tid_text, thread_text = read_line(child).split()
+    process_session = int(children.read_line(child))
+    tid_text, thread_text = children.read_line(child).split()
     tid, thread_session = int(tid_text), int(thread_text)
     rows = json_rows(sessionio_cli(no_bus, "ps", "--json", "--session", str(thread_session)))
     (row,) = (r for r in rows if r["pid"] == child.pid)
@@ -264,8 +246,8 @@ def test_processes_exiting_mid_listing_never_crash_or_get_a_wrong_session(
     children: Children, no_bus: dict[str, str]
 ) -> None:
     churn = children.start(CHURN_CHILD)
-    session = int(read_line(churn))
-    spawned = read_line(churn)  # the churn is running
+    session = int(children.read_line(churn))
+    spawned = children.read_line(churn)  # the churn is running
     assert spawned == "spawned"
     seen = 0
     for _ in range(8):
@@ -289,7 +271,7 @@ def test_a_reused_pid_is_a_different_process(children: Children) -> None:
     """Force the kernel to give a dead child's pid to the next one (ns_last_pid), then compare."""
     kernel = LinuxKernel()
     old_child = children.start(LOGIN_CHILD, "1000", "wait")
-    old_session = int(read_line(old_child))
+    old_session = int(children.read_line(old_child))
     pid = old_child.pid
     old = kernel.process(pid)
     assert old.session_id == old_session
@@ -308,7 +290,7 @@ def test_a_reused_pid_is_a_different_process(children: Children) -> None:
         children.finish(new_child)
     else:
         pytest.fail(f"pid {pid} was not reused in 50 attempts")
-    new_session = int(read_line(new_child))
+    new_session = int(children.read_line(new_child))
     new = kernel.process(pid)
     assert new.pid == old.pid
     assert new != old

@@ -211,7 +211,11 @@ class ProcFS:
 
     def start_time(self, pid: int) -> float:
         """When the process started, seconds since the epoch (the same figure as psutil's)."""
-        return self.boot_time() + self.stat(pid).starttime / self._clock_ticks
+        return self.epoch_of(self.stat(pid).starttime)
+
+    def epoch_of(self, start_ticks: int) -> float:
+        """A stat ``starttime`` (clock ticks since boot) as seconds since the epoch."""
+        return self.boot_time() + start_ticks / self._clock_ticks
 
     def process(self, pid: int) -> ProcessSnapshot:
         """A consistent snapshot of one process.

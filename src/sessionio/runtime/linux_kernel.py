@@ -12,14 +12,14 @@ import functools
 import os
 import pwd
 
-from sessionio.errors import NoSuchProcess
+from sessionio.errors import AccessDenied, NoSuchProcess
 from sessionio.linux.procfs import ProcessSnapshot, ProcFS
 from sessionio.model.ids import NO_SESSION, Pid, SessionId, Tid
 from sessionio.model.kernel import Kernel
 from sessionio.model.process import Process, Thread
 from sessionio.ntdef.values import WindowsVersion
 
-__all__ = ["LinuxKernel", "user_name"]
+__all__ = ["LinuxKernel", "thread_of", "user_name"]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -33,13 +33,22 @@ def user_name(uid: int | None) -> str | None:
         return str(uid)
 
 
+def thread_of(process: Process, tid: int, session_id: int | None) -> Thread:
+    """Thread ``tid`` of ``process``, whose own audit session (/proc/PID/task/TID/sessionid,
+    ``None`` when unset) is ``session_id``: the model keeps a thread's own session only where
+    it differs from its process's (a thread that wrote its own loginuid)."""
+    own = NO_SESSION if session_id is None else SessionId(session_id)
+    if tid == process.pid or own == process.session_id:
+        return Thread(Tid(tid), process)
+    return Thread(Tid(tid), process, own_session_id=own)
+
+
 class LinuxKernel(Kernel):
     """The live kernel. ``procfs`` is injectable so tests can point it at a fake /proc tree."""
 
     def __init__(self, procfs: ProcFS | None = None) -> None:
         super().__init__(WindowsVersion.WINDOWS_VISTA)
         self.procfs = procfs if procfs is not None else ProcFS()
-        self._ticks_per_second = os.sysconf("SC_CLK_TCK")
 
     def own_pid(self) -> Pid:
         return Pid(os.getpid())
@@ -53,12 +62,16 @@ class LinuxKernel(Kernel):
         return NO_SESSION if session_id is None else SessionId(session_id)
 
     def processes(self) -> list[Process]:
-        """Every process now; one that exits while listed is left out, never half-reported."""
+        """Every process now, as far as we may see.
+
+        One that exits while listed is left out, never half-reported; one the kernel refuses to
+        show (/proc mounted with hidepid) is left out too, as procps does.
+        """
         found = []
         for pid in self.procfs.pids():
             try:
                 found.append(self.process(pid))
-            except NoSuchProcess:
+            except (NoSuchProcess, AccessDenied):
                 continue
         return found
 
@@ -67,14 +80,10 @@ class LinuxKernel(Kernel):
         process = self.process(pid)
         if tid is None or tid == pid:
             return Thread(Tid(pid), process)
-        own = self.procfs.session_id(pid, tid)
-        own_id = NO_SESSION if own is None else SessionId(own)
-        return Thread(
-            Tid(tid), process, own_session_id=None if own_id == process.session_id else own_id
-        )
+        return thread_of(process, tid, self.procfs.session_id(pid, tid))
 
     def process_from_snapshot(self, snapshot: ProcessSnapshot) -> Process:
-        started = self.procfs.boot_time() + snapshot.start_ticks / self._ticks_per_second
+        started = self.procfs.epoch_of(snapshot.start_ticks)
         return Process(
             pid=Pid(snapshot.pid),
             session_id=NO_SESSION
