@@ -41,6 +41,8 @@ from sessionio.model import current_kernel as current_kernel
 from sessionio.model.kernel import SessionEventCallback
 from sessionio.ntdef.values import IO_SESSION_EVENT
 from sessionio.runtime import LinuxKernel as LinuxKernel
+from sessionio.runtime.session_service import SessionService as SessionService
+from sessionio.runtime.session_service import watch_sessions as watch_sessions
 from sessionio.sim import SimKernel as SimKernel
 
 __version__ = "0.1.0"

@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED
     except PrivilegeError as err:
-        print(f"sessionio: {err} (run as root)", file=sys.stderr)
+        print(f"sessionio: {err}", file=sys.stderr)
         return ExitCode.NO_PERMISSION
     except RuleError as err:
         print(f"sessionio: {err}", file=sys.stderr)

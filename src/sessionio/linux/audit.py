@@ -24,7 +24,7 @@ import socket
 import time
 
 from sessionio.errors import BrokenResourceError, PrivilegeError
-from sessionio.linux.proc_connector import (
+from sessionio.linux.netlink import (
     DEFAULT_RECEIVE_BUFFER,
     NetlinkReader,
     NetlinkSocket,

@@ -64,10 +64,23 @@ class NotificationRegistry:
         return self._registrations.pop(registration.number, None) is not None
 
     def dispatch(self, session: Session, event: SessionEvent) -> None:
-        """Deliver ``event`` to every registration that selects it, in registration order."""
+        """Deliver ``event`` to every registration that selects it, in registration order.
+
+        A callback that raises does not keep the event from the registrations after it: every
+        one is called, then the exceptions are raised together as an ExceptionGroup (on the
+        simulated kernel that surfaces a driver's bug; the live service logs it).
+        """
+        errors: list[Exception] = []
         for registration in list(self._registrations.values()):
             if registration.number in self._registrations and registration.selects(event):
-                registration.deliver(session, event)
+                try:
+                    registration.deliver(session, event)
+                except Exception as err:  # re-raised below, after the others
+                    errors.append(err)
+        if errors:
+            raise ExceptionGroup(
+                f"session {event.session_id}: {event.name} callbacks raised", errors
+            )
 
     def __len__(self) -> int:
         return len(self._registrations)

@@ -57,3 +57,22 @@ def test_pythonic_subscription_gets_values_and_cancel_stops_it() -> None:
     subscription.cancel()
     kernel.create_session(2)
     assert [(e.session_id, e.name, e.synthesized) for e in seen] == [(1, "created", False)]
+
+
+def test_a_raising_callback_does_not_keep_the_event_from_later_registrations() -> None:
+    kernel = SimKernel()
+    later: list[SessionEvent] = []
+
+    def broken(event: SessionEvent) -> None:
+        raise RuntimeError("driver bug")
+
+    kernel.on_session_event(broken)
+    kernel.on_session_event(later.append)
+    try:
+        kernel.create_session(1)
+    except ExceptionGroup as group:
+        assert [str(e) for e in group.exceptions] == ["driver bug"]
+    else:
+        raise AssertionError("the callback's exception was swallowed")
+    assert [e.name for e in later] == ["created"]
+    assert kernel.session(1).state == kernel.history[0].state
