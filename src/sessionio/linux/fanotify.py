@@ -30,7 +30,6 @@ import select
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Final, Self
 
 from sessionio.errors import (
@@ -40,6 +39,7 @@ from sessionio.errors import (
     UsageError,
 )
 from sessionio.linux.libc import StrOrBytesPath, libc_call, libc_function
+from sessionio.linux.resource import Resource
 from sessionio.protocols.fanotify import (
     FAN_ALLOW,
     FAN_AUDIT,
@@ -263,7 +263,7 @@ def close_event_fds(events: Iterable[FanotifyEvent]) -> None:
         raise first_error
 
 
-class FanotifyGroup:
+class FanotifyGroup(Resource):
     """One fanotify group: its fd, its marks, the events it reads and the answers it writes.
 
     The fd is always non-blocking (set here whatever the init flags said), so
@@ -417,17 +417,6 @@ class FanotifyGroup:
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._fd is None else f"fd={self._fd}"

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import os
 import time
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
 from jeepney import (  # type: ignore[import-untyped, unused-ignore]
     DBusAddress,
@@ -33,6 +32,7 @@ from jeepney.io.blocking import (  # type: ignore[import-untyped, unused-ignore]
 )
 
 from sessionio.errors import BrokenResourceError, ClosedResourceError, SessionServiceError
+from sessionio.linux.resource import Resource
 from sessionio.protocols.logind import (
     LOGIND_BUS_NAME,
     MANAGER_INTERFACE,
@@ -165,7 +165,7 @@ def _connect_logind(address: str | None, timeout: float) -> BusConnection | None
     return bus
 
 
-class LogindClient:
+class LogindClient(Resource):
     """Queries to org.freedesktop.login1.Manager and its session objects.
 
     Made by ``connect()``; a context manager that closes its connection.
@@ -193,17 +193,6 @@ class LogindClient:
 
     def close(self) -> None:
         self._bus.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _path_or_none(self, method: str, signature: str, arg: object) -> str | None:
         try:
@@ -284,7 +273,7 @@ def _match_rules() -> list[Any]:
     return [*rules, changed]
 
 
-class LogindSubscription:
+class LogindSubscription(Resource):
     """Session signals from logind, as typed events (``LogindSessionNew``, ...).
 
     The bus delivers only what the AddMatch rules select, from logind's own connection (the
@@ -335,14 +324,3 @@ class LogindSubscription:
 
     def close(self) -> None:
         self._bus.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -17,8 +17,7 @@ import select
 import socket
 import time
 from collections.abc import Callable
-from types import TracebackType
-from typing import Generic, Self, TypeVar
+from typing import Generic, TypeVar
 
 from sessionio.errors import (
     BrokenResourceError,
@@ -26,6 +25,7 @@ from sessionio.errors import (
     MalformedEventError,
     UnsupportedPlatformError,
 )
+from sessionio.linux.resource import Resource
 from sessionio.protocols.netlink import NetlinkProtocol
 
 __all__ = [
@@ -179,7 +179,7 @@ class NetlinkReader(Generic[EventT]):
             raise malformed
 
 
-class NetlinkSocket:
+class NetlinkSocket(Resource):
     """The lifecycle every netlink socket of sessionio shares: ``fileno``, ``close``, ``with``.
 
     Using it after :meth:`close` raises :class:`~sessionio.errors.ClosedResourceError`.
@@ -204,17 +204,6 @@ class NetlinkSocket:
         sock, self._sock = self._sock, None
         if sock is not None:
             sock.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _socket(self) -> socket.socket:
         if self._sock is None:

@@ -17,8 +17,10 @@ from types import MappingProxyType
 from typing import Any, Final, NewType
 
 from sessionio.errors import MalformedEventError
+from sessionio.protocols.audit import AUDIT_ID_UNSET
 
 __all__ = [
+    "audit_session_id",
     "LOGIND_BUS_NAME",
     "MANAGER_INTERFACE",
     "MANAGER_PATH",
@@ -385,4 +387,15 @@ def decode_signal(
             changed=MappingProxyType(unwrap_variants(changed, "PropertiesChanged")),
             invalidated=tuple(invalidated),
         )
+    return None
+
+
+def audit_session_id(logind_id: str, audit: int | None) -> int | None:
+    """The audit session a logind session is: its Audit property, else its Id when that is a
+    number (logind names a session after its leader's audit id when pam_loginuid ran); None for
+    "c1"-style ids, which logind gives sessions without an audit id."""
+    if audit is not None:
+        return audit
+    if logind_id.isascii() and logind_id.isdigit() and int(logind_id) < AUDIT_ID_UNSET:
+        return int(logind_id)
     return None

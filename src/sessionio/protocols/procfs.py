@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from sessionio.errors import MalformedEventError
+from sessionio.protocols.audit import AUDIT_ID_UNSET
 
 __all__ = [
     "AUDIT_ID_UNSET",
@@ -29,7 +30,6 @@ __all__ = [
     "tty_name",
 ]
 
-AUDIT_ID_UNSET: Final = 4294967295
 """AUDIT_SID_UNSET / AUDIT_UID_UNSET, ``(u32)-1``: the loginuid or sessionid was never set.
 
 Daemons and kernel threads have it; ``parse_id`` turns it into ``None``.

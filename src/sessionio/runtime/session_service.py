@@ -57,13 +57,13 @@ from sessionio.linux.proc_connector import ProcConnector
 from sessionio.linux.procfs import ProcFS
 from sessionio.model.kernel import Kernel, SessionEventCallback, current_kernel
 from sessionio.ntdef.values import IO_SESSION_EVENT
-from sessionio.protocols.audit import AUDIT_ID_UNSET
 from sessionio.protocols.logind import (
     LogindEvent,
     LogindSession,
     LogindSessionChanged,
     LogindSessionNew,
     LogindSessionRemoved,
+    audit_session_id,
 )
 from sessionio.protocols.proc_connector import ProcessExec, ProcessExit, ProcessFork
 from sessionio.runtime.linux_kernel import user_name
@@ -481,9 +481,7 @@ class SessionService:
         known = self._logind_ids.get(logind_id)
         if known is not None:
             return known
-        if logind_id.isascii() and logind_id.isdigit() and int(logind_id) < AUDIT_ID_UNSET:
-            return int(logind_id)
-        return None
+        return audit_session_id(logind_id, None)
 
     def _logind_session(self, session: LogindSession) -> None:
         session_id = self._audit_id(session.id, session.audit)

@@ -27,8 +27,7 @@ from sessionio.linux.utmp import UTMP_PATH, user_processes
 from sessionio.model.ids import NO_SESSION, SessionId, Tid
 from sessionio.model.kernel import Kernel
 from sessionio.model.process import Process
-from sessionio.protocols.logind import LogindSession
-from sessionio.protocols.procfs import AUDIT_ID_UNSET
+from sessionio.protocols.logind import LogindSession, audit_session_id
 from sessionio.protocols.utmp import UtmpRecord
 from sessionio.runtime.linux_kernel import LinuxKernel, user_name
 
@@ -128,23 +127,15 @@ def list_processes(kernel: Kernel) -> list[ProcessInfo]:
     return found
 
 
-def _logind_audit_id(session: LogindSession) -> SessionId | None:
-    """The audit session a logind session is: its Audit property, else a numeric Id."""
-    if session.audit is not None:
-        return SessionId(session.audit)
-    if session.id.isascii() and session.id.isdigit() and int(session.id) < AUDIT_ID_UNSET:
-        return SessionId(int(session.id))
-    return None
-
-
 def _index_logind(sessions: Iterable[LogindSession]) -> dict[SessionId, LogindSession]:
     """Logind sessions by audit id. When two claim one (logind gave the second a "cN" id
     because the audit id was taken), the one whose Id is the audit id wins."""
     indexed: dict[SessionId, LogindSession] = {}
     for session in sessions:
-        audit_id = _logind_audit_id(session)
-        if audit_id is None:
+        found = audit_session_id(session.id, session.audit)
+        if found is None:
             continue
+        audit_id = SessionId(found)
         if audit_id not in indexed or session.id == str(audit_id):
             indexed[audit_id] = session
     return indexed

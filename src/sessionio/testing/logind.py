@@ -30,8 +30,7 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
 from jeepney import (  # type: ignore[import-untyped, unused-ignore]
     DBusAddress,
@@ -43,6 +42,7 @@ from jeepney import (  # type: ignore[import-untyped, unused-ignore]
 
 from sessionio.errors import SessionServiceError, UnsupportedPlatformError
 from sessionio.linux.logind import BusConnection
+from sessionio.linux.resource import Resource
 from sessionio.protocols.logind import (
     LOGIND_BUS_NAME,
     MANAGER_INTERFACE,
@@ -90,7 +90,7 @@ def _stop(process: subprocess.Popen[bytes], timeout: float) -> None:
             process.wait()
 
 
-class PrivateSystemBus:
+class PrivateSystemBus(Resource):
     """A private ``dbus-daemon`` of the system type, on a unix socket in a temporary directory.
 
     Its ``address`` is what ``DBUS_SYSTEM_BUS_ADDRESS`` would hold. The daemon and the
@@ -156,17 +156,6 @@ class PrivateSystemBus:
             self._daemon = None
         shutil.rmtree(self.directory, ignore_errors=True)
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
 
 def _variant(name: str, value: object) -> tuple[str, object]:
     """A Session property value as a jeepney variant, typed by its logind signature."""
@@ -181,7 +170,7 @@ def _variant(name: str, value: object) -> tuple[str, object]:
     return signature, value
 
 
-class LogindMock:
+class LogindMock(Resource):
     """dbusmock's logind template on a private system bus, with typed controls.
 
     ``address`` is the bus to give ``LogindClient.connect``. Session ids must be logind-valid
@@ -265,17 +254,6 @@ class LogindMock:
             _stop(self._mock, 5.0)
             self._mock = None
         self._bus.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- driving the mock -------------------------------------------------------------------------
 
