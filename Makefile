@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv run test lint typecheck layers unit bench bench-quick clean
+.PHONY: venv run test lint typecheck layers unit bench bench-deps bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,10 +35,15 @@ test: lint typecheck layers
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
-bench: $(STAMP)
+## Benchmarks need root, gcc, and the anchors they compare with (fapolicyd, fatrace).
+bench-deps: $(STAMP)
+	$(BIN)/python -c 'import matplotlib' 2>/dev/null || $(BIN)/pip install --quiet -e '.[dev,bench]'
+	dpkg -s fapolicyd fatrace >/dev/null 2>&1 || { apt-get update && apt-get install -y fapolicyd fatrace; }
+
+bench: bench-deps
 	$(BIN)/python -m bench --repeats 5 --chart
 
-bench-quick: $(STAMP)
+bench-quick: bench-deps
 	$(BIN)/python -m bench --quick
 
 clean:

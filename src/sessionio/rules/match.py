@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sessionio.model.ids import NO_SESSION
 from sessionio.rules.schema import (
     Action,
     Operation,
@@ -31,9 +32,6 @@ __all__ = [
     "evaluate",
     "session_independent",
 ]
-
-# The session id of a request without a session (daemons, kernel threads), as in NT.
-_NO_SESSION = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +70,7 @@ class Decision:
 
 def _session_selects(condition: SessionCondition, facts: RequestFacts) -> bool:
     # The selectors are OR-ed (see sessionio.rules.loader): any one naming the session suffices.
-    if facts.session_id == _NO_SESSION:
+    if facts.session_id == NO_SESSION:
         return condition.none
     if condition.ids is not None and facts.session_id in condition.ids:
         return True
