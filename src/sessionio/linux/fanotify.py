@@ -27,6 +27,7 @@ import functools
 import math
 import os
 import select
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -273,7 +274,16 @@ class FanotifyGroup(Resource):
     number may be reused at once.
     """
 
-    __slots__ = ("_buffer_size", "_event_f_flags", "_fd", "_features", "_flags", "_overflows")
+    __slots__ = (
+        "_buffer",
+        "_buffer_lock",
+        "_buffer_size",
+        "_event_f_flags",
+        "_fd",
+        "_features",
+        "_flags",
+        "_overflows",
+    )
 
     def __init__(
         self,
@@ -293,6 +303,9 @@ class FanotifyGroup(Resource):
         self._event_f_flags = event_f_flags
         self._features = features
         self._buffer_size = buffer_size
+        # One buffer for every read: a fresh one per read costs an mmap/munmap pair per event.
+        self._buffer: bytearray | None = None
+        self._buffer_lock = threading.Lock()
         self._overflows = 0
 
     @classmethod
@@ -530,24 +543,52 @@ class FanotifyGroup(Resource):
         the caller: close the group then, which allows whatever they were.
         """
         fd = self._require_open()
+        events = self._read_once(fd)  # the fd is non-blocking: a busy group needs no poll
+        if events is not None:
+            return events
         deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        while True:
+        poller: select.poll | None = None
+        while deadline is None or time.monotonic() < deadline:
+            if poller is None:
+                poller = select.poll()
+                poller.register(fd, select.POLLIN)
             wait_ms: int | None = None
             if deadline is not None:
                 wait_ms = max(0, math.ceil((deadline - time.monotonic()) * 1000))
             if poller.poll(wait_ms):
-                try:
-                    data = os.read(fd, self._buffer_size)
-                except BlockingIOError:
-                    pass  # another reader took them between poll and read
-                else:
-                    events = parse_events(data)
-                    self._overflows += sum(1 for event in events if event.is_overflow)
+                events = self._read_once(fd)
+                if events is not None:
                     return events
-            if deadline is not None and time.monotonic() >= deadline:
-                return []
+                # else another reader took them between poll and read
+        return []
+
+    def _read_once(self, fd: int) -> list[FanotifyEvent] | None:
+        """One non-blocking ``read()``, parsed; None when nothing was queued. The events are
+        parsed from the group's reused buffer (a reader that finds it in use by another
+        thread reads into a buffer of its own)."""
+        if not self._buffer_lock.acquire(blocking=False):
+            try:
+                data = os.read(fd, self._buffer_size)
+            except BlockingIOError:
+                return None
+            return self._parsed(data)
+        try:
+            buffer = self._buffer
+            if buffer is None:
+                buffer = self._buffer = bytearray(self._buffer_size)
+            try:
+                size = os.readv(fd, [buffer])
+            except BlockingIOError:
+                return None
+            with memoryview(buffer) as view:
+                return self._parsed(view[:size])
+        finally:
+            self._buffer_lock.release()
+
+    def _parsed(self, data: bytes | memoryview) -> list[FanotifyEvent]:
+        events = parse_events(data)
+        self._overflows += sum(1 for event in events if event.is_overflow)
+        return events
 
     def respond(
         self,

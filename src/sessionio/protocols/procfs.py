@@ -162,20 +162,28 @@ def _id_set(value: bytes, what: str) -> IdSet:
     return IdSet(real, effective, saved, fs)
 
 
+_STATUS_KEYS: Final = (b"Name", b"State", b"Tgid", b"Pid", b"PPid", b"Uid", b"Gid", b"Threads")
+
+
+def _status_field(data: bytes, key: bytes) -> bytes:
+    """The value of the first ``key:`` line, stripped of spaces and tabs."""
+    if data.startswith(key + b":"):
+        start = len(key) + 1
+    else:
+        found = data.find(b"\n" + key + b":")
+        if found < 0:
+            raise MalformedEventError(f"status: no {key!r} line")
+        start = found + len(key) + 2
+    end = data.find(b"\n", start)
+    return data[start : None if end < 0 else end].strip(b" \t")
+
+
 def parse_status(data: bytes) -> ProcStatus:
-    """Parse /proc/PID/status: ``Key:<TAB>value`` lines, of which only a few are kept."""
-    fields: dict[bytes, bytes] = {}
-    for line in data.split(b"\n"):
-        key, sep, value = line.partition(b":")
-        if sep:
-            fields.setdefault(key, value.strip(b" \t"))
-    try:
-        name, state, tgid, pid, ppid, uid, gid, threads = (
-            fields[k]
-            for k in (b"Name", b"State", b"Tgid", b"Pid", b"PPid", b"Uid", b"Gid", b"Threads")
-        )
-    except KeyError as err:
-        raise MalformedEventError(f"status: no {err.args[0]!r} line") from err
+    """Parse /proc/PID/status: ``Key:<TAB>value`` lines, of which only a few are kept (the
+    first line of each key; the others are never split: this runs on the permission path)."""
+    name, state, tgid, pid, ppid, uid, gid, threads = (
+        _status_field(data, key) for key in _STATUS_KEYS
+    )
     if not state[:1].isalpha():
         raise MalformedEventError(f"status: state {state[:10]!r} does not start with a letter")
     return ProcStatus(

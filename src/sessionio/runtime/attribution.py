@@ -24,8 +24,10 @@ may by then belong to another process. :class:`Attributor` answers with one of t
 What is re-read and what is cached: a process's audit session can change while it lives (it
 is set by writing /proc/self/loginuid, which pam_loginuid does after fork, in the process that
 then runs the session), and exec changes comm and exe, so a live requester's stat, status,
-sessionid, loginuid and exe are read on every event; only its command line is cached per
-(pid, start time, exe). The remembered entry is the last exact answer for that process.
+sessionid and exe are read on every event, and its loginuid whenever the sessionid is not the
+one remembered for that (pid, start time) (writing loginuid always gives a new sessionid, or
+unsets both); its command line is cached per (pid, start time, exe). The remembered entry is
+the last exact answer for that process.
 
 When a remembered entry may be used (the proof). Entries are keyed by pid and hold the
 latest process seen with it: a newer process with that pid replaces the entry, so a reused pid
@@ -435,7 +437,18 @@ class Attributor:
         status = procfs.status(task)
         tgid = status.tgid if is_tid else task
         session = procfs.session_id(task)
-        login = procfs.login_uid(task)
+        old = self._entries.get(tgid)
+        if (
+            tgid == task
+            and old is not None
+            and old.start_ticks == stat.starttime
+            and old.process.session_id == (NO_SESSION if session is None else session)
+        ):
+            # Writing loginuid always changes the sessionid (a fresh one, or unset with it):
+            # the same process in the same session still has the loginuid read before.
+            login = old.process.login_uid
+        else:
+            login = procfs.login_uid(task)
         if tgid == task:
             main_stat, main_session, main_login = stat, session, login
         else:
@@ -446,7 +459,6 @@ class Attributor:
             exe = procfs.exe(tgid)
         except AccessDenied:
             exe = None
-        old = self._entries.get(tgid)
         same = old is not None and old.start_ticks == main_stat.starttime
         cmdline: tuple[str, ...] | None = None
         if same and old is not None:

@@ -112,10 +112,20 @@ def test_parse_status_reads_ids_and_parents() -> None:
     assert status.gids == IdSet(100, 101, 102, 103)
 
 
+def test_parse_status_takes_the_first_line_of_a_key_at_a_line_start() -> None:
+    # "Uid:" inside a value is not a line; a repeated key keeps its first value.
+    data = STATUS.replace(b"Name:\tcat", b"Name:\tx Uid:\t1 2 3 4") + b"Uid:\t7\t7\t7\t7\n"
+    status = parse_status(data)
+    assert status.name == "x Uid:\t1 2 3 4"
+    assert status.uids == IdSet(real=1000, effective=1001, saved=1002, fs=1003)
+    assert parse_status(data.rstrip(b"\n")).uids.real == 1000  # no final newline needed
+
+
 @pytest.mark.parametrize(
     "data",
     [
         STATUS.replace(b"PPid:\t4865\n", b""),
+        STATUS.replace(b"\nGid:", b"\nXGid:"),
         STATUS.replace(b"Uid:\t1000\t1001\t1002\t1003", b"Uid:\t1000\t1001"),
         STATUS.replace(b"Tgid:\t4868", b"Tgid:\tabc"),
         STATUS.replace(b"State:\tR (running)", b"State:\t"),

@@ -132,6 +132,21 @@ def test_a_session_set_after_the_first_sight_is_seen_at_once(machine: Machine) -
     assert learn_by_permission(machine, 420).session_id == 9
 
 
+def test_the_loginuid_is_read_again_exactly_when_the_session_changed(machine: Machine) -> None:
+    # Writing loginuid always gives a new sessionid: an unchanged one means an unchanged
+    # loginuid, so the remembered one answers (the fake tree can break the kernel's rule).
+    machine.spawn(420, session=UNSET)
+    assert learn_by_permission(machine, 420).login_uid is None
+
+    (machine.root / "420" / "loginuid").write_text("1009")
+    assert learn_by_permission(machine, 420).login_uid is None  # same session: not re-read
+
+    machine.set_session(420, 9)
+    requester = learn_by_permission(machine, 420)
+    assert (requester.session_id, requester.login_uid) == (9, 1009)
+    assert requester.process is not None and requester.process.login_uid == 1009
+
+
 def test_a_thread_with_its_own_session_is_told_apart(machine: Machine) -> None:
     machine.spawn(420, session=7)
     machine.add_thread(420, 421, session=8)

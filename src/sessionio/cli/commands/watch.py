@@ -169,7 +169,11 @@ def _printer(
         if not keep(op):
             return
         try:
-            output.record(op.as_row(), human_line(op))
+            # Only what is printed is built: the dispatcher keeps pace with the reader.
+            if output.json_lines:
+                output.record(op.as_row())
+            else:
+                output.record({}, human_line(op))
         except BrokenPipeError:
             stop.set()  # nobody reads any more: stop as if interrupted
 
