@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv run test lint typecheck layers unit bench bench-deps bench-quick clean
+.PHONY: venv run test test-deps lint typecheck layers unit bench bench-deps bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,14 @@ typecheck: $(STAMP)
 layers: $(STAMP)
 	$(BIN)/lint-imports
 
+## The D-Bus tier runs python-dbusmock's logind template on a private dbus-daemon; live tests build
+## tiny C helpers. Installed here when missing (needs root, as the live tests do).
+test-deps:
+	@dpkg -s dbus-daemon python3-dbusmock gcc >/dev/null 2>&1 || \
+		{ apt-get update -q && apt-get install -y -q --no-install-recommends dbus-daemon python3-dbusmock gcc; }
+
 ## Everything CI runs: lint, types, the layer contract, then all three test tiers (pure, live, D-Bus).
-test: lint typecheck layers
+test: test-deps lint typecheck layers
 	SESSIONIO_LIVE=require $(BIN)/pytest -q
 
 unit: $(STAMP)
