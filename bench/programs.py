@@ -69,10 +69,12 @@ def build_programs(build_dir: Path = BUILD_DIR, source_dir: Path = SOURCE_DIR) -
     """Compile each program whose executable is missing or older than its source."""
     compiler = shutil.which("gcc") or shutil.which("cc")
     build_dir.mkdir(parents=True, exist_ok=True)
+    shared = (source_dir / "common.h").stat().st_mtime
     for name in _NAMES:
         source = source_dir / f"{name}.c"
         target = build_dir / name
-        if target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
+        newest = max(source.stat().st_mtime, shared)
+        if target.exists() and target.stat().st_mtime >= newest:
             continue
         if compiler is None:
             raise Unavailable("no C compiler (gcc) to build the benchmark programs")

@@ -35,17 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static long parse_long(const char *text, const char *what)
-{
-    char *end = NULL;
-    errno = 0;
-    long value = strtol(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || value < 0) {
-        fprintf(stderr, "opener: bad %s: %s\n", what, text);
-        exit(2);
-    }
-    return value;
-}
+#define PROGRAM "opener"
+#include "common.h"
 
 static void set_loginuid(long uid)
 {
@@ -71,13 +62,6 @@ static long long read_sessionid(void)
         return -1;
     long long value = strtoll(text, NULL, 10);
     return value == 4294967295LL ? -1 : value;
-}
-
-static long long now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 int main(int argc, char **argv)

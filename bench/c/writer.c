@@ -25,24 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static long parse_long(const char *text, const char *what)
-{
-    char *end = NULL;
-    errno = 0;
-    long value = strtol(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || value < 0) {
-        fprintf(stderr, "writer: bad %s: %s\n", what, text);
-        exit(2);
-    }
-    return value;
-}
-
-static long long now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
+#define PROGRAM "writer"
+#include "common.h"
 
 int main(int argc, char **argv)
 {
